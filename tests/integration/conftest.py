@@ -5,15 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, Message
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamer import simulator
+from streamer.pipeline import Pipeline
+from streamer.settings import Settings
 from tests import broker as broker_choice
 
 pytestmark = pytest.mark.integration
@@ -85,3 +90,77 @@ def sim_configure(server: simulator.SimServer, **changes: Any) -> None:
         server.url + "/_sim/config", data=json.dumps(changes).encode(), method="POST"
     )
     urllib.request.urlopen(req, timeout=5).close()
+
+
+@dataclass
+class Topics:
+    input: str
+    output: str
+    dlq: str
+
+
+@pytest.fixture
+def topics(make_topic: TopicFactory) -> Topics:
+    return Topics(make_topic("pages", 4), make_topic("records", 2), make_topic("dlq", 1))
+
+
+def pipeline_settings(bootstrap: str, t: Topics, group: str, sim_url: str, **over: Any) -> Settings:
+    base: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "input_topic": t.input,
+        "output_topic": t.output,
+        "dlq_topic": t.dlq,
+        "group_id": group,
+        "bedrock_endpoint_url": sim_url,
+        "bedrock_backoff_base_s": 0.02,
+        "bedrock_backoff_max_s": 0.2,
+        "commit_interval_s": 0.2,
+        "idle_exit_s": 1.0,
+    }
+    return Settings(**{**base, **over})
+
+
+def env_of(s: Settings) -> dict[str, str]:
+    """The same settings as STREAMER_* variables, for a `streamer run` subprocess."""
+    out = dict(os.environ)
+    for name, value in s.model_dump(exclude_defaults=True).items():
+        out[f"STREAMER_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
+    return out
+
+
+def read_topic(
+    bootstrap: str, topic: str, expect: int, timeout_s: float = 30.0, settle_s: float = 1.0
+) -> list[Message]:
+    """Every message of a topic, waiting until `expect` arrived and then `settle_s` more for extras."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    c.subscribe([topic])
+    got: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    quiet_until: float | None = None
+    while time.monotonic() < deadline:
+        batch = [m for m in c.consume(200, timeout=0.2) if m.error() is None]
+        got += batch
+        if len(got) >= expect:
+            quiet_until = quiet_until or time.monotonic() + settle_s
+            if time.monotonic() >= quiet_until:
+                break
+    c.close()
+    return got
+
+
+def records(messages: list[Message]) -> list[dict[str, Any]]:
+    return [json.loads(m.value()) for m in messages]
+
+
+def run_until_idle(s: Settings) -> Pipeline:
+    p = Pipeline.from_settings(s)
+    assert p.run(until_idle=True) == 0
+    return p
