@@ -116,6 +116,8 @@ def pipeline_settings(bootstrap: str, t: Topics, group: str, sim_url: str, **ove
         "bedrock_backoff_max_s": 0.2,
         "commit_interval_s": 0.2,
         "idle_exit_s": 1.0,
+        # A killed member leaves the group after this; the broker's minimum is 6 s.
+        "kafka": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"},
     }
     return Settings(**{**base, **over})
 
@@ -123,8 +125,10 @@ def pipeline_settings(bootstrap: str, t: Topics, group: str, sim_url: str, **ove
 def env_of(s: Settings) -> dict[str, str]:
     """The same settings as STREAMER_* variables, for a `streamer run` subprocess."""
     out = dict(os.environ)
-    for name, value in s.model_dump(exclude_defaults=True).items():
+    for name, value in s.model_dump(exclude_defaults=True, exclude={"kafka"}).items():
         out[f"STREAMER_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
+    for prop, secret in s.kafka.items():
+        out[f"STREAMER_KAFKA_{prop.upper().replace('.', '_')}"] = secret.get_secret_value()
     return out
 
 
