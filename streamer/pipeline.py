@@ -39,6 +39,7 @@ from streamer.settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_CONFIG, EXIT_UNREACHABLE, EXIT_FATAL = 0, 2, 3, 4
+HOUSEKEEPING_S = 0.25  # how often timeouts and gauges are looked at
 
 
 class StartupError(Exception):
@@ -113,6 +114,7 @@ class Pipeline:
         self.wall_started: dict[Any, datetime] = {}
         self.last_message_at = clock()
         self.last_commit = clock()
+        self.last_housekeeping = clock()
         self.consumer = Consumer(
             {**kafka_config.consumer(settings), "stats_cb": self._stats, "error_cb": self._kafka_error}
         )
@@ -160,11 +162,13 @@ class Pipeline:
             self._handle(msg)
         self._collect(timeout=None)
         self._dispatch()
-        self._expire()
         self.producer.poll(0)
         self._commit_if_due()
         self._backpressure()
-        self._gauges()
+        if self.clock() - self.last_housekeeping >= HOUSEKEEPING_S:  # both walk every open account
+            self.last_housekeeping = self.clock()
+            self._expire()
+            self._gauges()
 
     def _shutdown(self) -> int:
         """Stop intake, wait for in-flight calls up to the grace, publish what completed, commit, close."""

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     )
     max_in_flight: int = Field(8, ge=1, le=512, description="most concurrent LLM calls")
     ready_queue_size: int = Field(
-        16, ge=1, le=10_000, description="batches waiting for a call slot before intake pauses"
+        64, ge=1, le=10_000, description="batches waiting for a call slot before intake pauses"
     )
     max_buffered_bytes: int = Field(
         64 * 1024 * 1024, ge=1024 * 1024, le=16 * 1024**3, description="page text held before intake pauses"
