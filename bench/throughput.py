@@ -205,14 +205,18 @@ def main() -> None:
         ideal = math.ceil(calls / a.in_flight) * call_s
         print(
             f"makespan {a.accounts} x {a.pages} pages ({calls} calls) at {a.in_flight} in flight, "
-            f"{a.call_ms:.0f} ms calls: {span:.2f} s, ideal {ideal:.2f} s, ratio {span / ideal:.3f} (target <= 1.15)"
+            f"{a.call_ms:.0f} ms calls: {span:.2f} s, ideal {ideal:.2f} s, "
+            f"ratio {span / ideal:.3f} (target <= 1.15)"
         )
 
         old_accounts = accounts[: a.old_accounts]
         old = old_scheduling(sim_url, old_accounts, call_s) * len(accounts) / len(old_accounts)
+        scaled = (
+            f" (extrapolated from {len(old_accounts)} accounts)" if len(old_accounts) < len(accounts) else ""
+        )
         print(
             f"old scheduling (one account at a time, batches of 2, 3 workers): {old:.2f} s"
-            f"{' (extrapolated from ' + str(len(old_accounts)) + ' accounts)' if len(old_accounts) < len(accounts) else ''}, "
+            f"{scaled}, "
             f"speed-up {old / span:.1f}x (target >= 10x)"
         )
 
