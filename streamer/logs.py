@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -33,8 +34,8 @@ class TextFormatter(logging.Formatter):
         )
 
 
-def setup(level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def setup(level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
