@@ -52,7 +52,7 @@ def main(documents: int, partitions: int, latency_ms: float) -> int:
     server.shutdown()
 
     expected = {a.account_number: a.expected_fields() for a in sample.accounts}
-    lat = summary.account_latencies or []
+    lat = summary.account_latencies
     typer.echo("\n=== summary ===")
     typer.echo(f"accounts published: {summary.published} by status {summary.by_status}")
     typer.echo(

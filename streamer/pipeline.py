@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,10 +22,11 @@ from confluent_kafka.admin import AdminClient
 
 from streamer import kafka_config, offsets
 from streamer import schema as schema_module
-from streamer.assembler import Account, Assembler, Batch, PartitionKey, Position, Verdict
+from streamer.assembler import Account, AccountKey, Assembler, Batch, PartitionKey, Position, Verdict
 from streamer.dlq import DlqHeaders
 from streamer.events import InvalidEvent, Reason, decode
 from streamer.executor import AdaptiveLimit, Done, Executor
+from streamer.extraction import Extraction
 from streamer.extractor import Extractor, make_client
 from streamer.health import Health
 from streamer.merge import build_record
@@ -57,12 +58,12 @@ class Summary:
     duplicates: int = 0
     skipped: int = 0
     published: int = 0
-    by_status: dict[str, int] | None = None
+    by_status: dict[str, int] = field(default_factory=dict)
     llm_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    account_latencies: list[float] | None = None
+    account_latencies: list[float] = field(default_factory=list)
     last_record: AccountRecord | None = None
 
 
@@ -110,8 +111,8 @@ class Pipeline:
         self.paused = False
         self.stopping = False
         self.fatal: str | None = None
-        self.summary = Summary(by_status={}, account_latencies=[])
-        self.wall_started: dict[Any, datetime] = {}
+        self.summary = Summary()
+        self.wall_started: dict[AccountKey, datetime] = {}  # first page, wall clock, for the record
         self.last_message_at = clock()
         self.last_commit = clock()
         self.last_housekeeping = clock()
@@ -301,7 +302,7 @@ class Pipeline:
             if acc is not None:
                 self._publish(acc)
 
-    def _count_extraction(self, x: Any) -> None:
+    def _count_extraction(self, x: Extraction) -> None:
         m = self.metrics
         m.llm_latency.observe(x.latency_s)
         for seg in x.segments:
@@ -347,7 +348,6 @@ class Pipeline:
             self.metrics.account_latency.observe(latency)
             s = self.summary
             s.published += 1
-            assert s.by_status is not None and s.account_latencies is not None
             s.by_status[record.status.value] = s.by_status.get(record.status.value, 0) + 1
             s.account_latencies.append(latency)
             best = s.last_record
