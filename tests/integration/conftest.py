@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -85,11 +87,22 @@ def sim_stats(server: simulator.SimServer) -> dict[str, Any]:
     return stats
 
 
-def sim_configure(server: simulator.SimServer, **changes: Any) -> None:
-    req = urllib.request.Request(
-        server.url + "/_sim/config", data=json.dumps(changes).encode(), method="POST"
-    )
+def _sim_post(server: simulator.SimServer, path: str, body: dict[str, Any]) -> None:
+    req = urllib.request.Request(server.url + path, data=json.dumps(body).encode(), method="POST")
     urllib.request.urlopen(req, timeout=5).close()
+
+
+def sim_reset(server: simulator.SimServer) -> None:
+    _sim_post(server, "/_sim/reset", {})
+
+
+def spawn_run(s: Settings, **popen: Any) -> subprocess.Popen[str]:
+    """`streamer run` in its own process with these settings as STREAMER_* variables."""
+    return subprocess.Popen([sys.executable, "-m", "streamer", "run"], env=env_of(s), text=True, **popen)
+
+
+def sim_configure(server: simulator.SimServer, **changes: Any) -> None:
+    _sim_post(server, "/_sim/config", changes)
 
 
 @dataclass

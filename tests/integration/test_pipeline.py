@@ -6,7 +6,6 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,13 +20,14 @@ from streamer.pipeline import Pipeline
 from streamer.settings import Settings
 from tests.integration.conftest import (
     Topics,
-    env_of,
     pipeline_settings,
     read_topic,
     records,
     run_until_idle,
     sim_configure,
+    sim_reset,
     sim_stats,
+    spawn_run,
 )
 
 pytestmark = pytest.mark.integration
@@ -170,9 +170,7 @@ def test_kill_9_loses_nothing_and_does_not_extract_published_accounts_again(
     sim_configure(sim, latency_ms=150)
     s = pipeline_settings(bootstrap, topics, group_id, sim.url, max_in_flight=4, commit_interval_s=0.1)
     n = send_accounts(s, accounts)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamer", "run"], env=env_of(s), stdout=subprocess.DEVNULL
-    )
+    proc = spawn_run(s, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while len(read_topic(bootstrap, topics.output, 10**9, timeout_s=0.5)) < len(accounts) // 3:
@@ -192,7 +190,7 @@ def test_kill_9_loses_nothing_and_does_not_extract_published_accounts_again(
     assert safe, "some accounts should be durably finished before the kill"
     assert safe <= {r["account_number"] for r in before}
 
-    urllib_reset(sim)
+    sim_reset(sim)
     run_until_idle(s.model_copy(update={"max_in_flight": 8}))
     after = records(read_topic(bootstrap, topics.output, len(accounts) + len(before)))
     assert {r["account_number"] for r in after} == {a.account_number for a in accounts}, "no account lost"
@@ -200,14 +198,6 @@ def test_kill_9_loses_nothing_and_does_not_extract_published_accounts_again(
     assert not (again & safe), "published and committed accounts must not be extracted again"
     counts = Counter(r["account_number"] for r in after)
     assert all(counts[a] == 1 for a in safe)
-
-
-def urllib_reset(server: simulator.SimServer) -> None:
-    import urllib.request
-
-    urllib.request.urlopen(
-        urllib.request.Request(server.url + "/_sim/reset", data=b"{}", method="POST")
-    ).close()
 
 
 def test_two_consumers_in_one_group_share_the_partitions(
@@ -243,9 +233,7 @@ def test_sigterm_drains_in_flight_calls_and_commits(
     sim_configure(sim, latency_ms=600)
     s = pipeline_settings(bootstrap, topics, group_id, sim.url, max_in_flight=4, shutdown_grace_s=20)
     send_accounts(s, accounts)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamer", "run"], env=env_of(s), stdout=subprocess.PIPE, text=True
-    )
+    proc = spawn_run(s, stdout=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while sim_stats(sim)["in_flight"] == 0:
         assert time.monotonic() < deadline
